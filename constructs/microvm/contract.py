@@ -15,10 +15,11 @@ from dataclasses import dataclass
 # runs as an unprivileged user with every capability dropped, so it cannot bind a privileged port.
 HTTPS_PORT = 8443
 
-# The unprivileged user the whole desktop runs as.
+# The unprivileged user the whole desktop runs as. A high UID, so it can not collide with a host user
+# (the scanners' rule too).
 USER_NAME = "desktop"
-USER_UID = 1000
-USER_GID = 1000
+USER_UID = 10001
+USER_GID = 10001
 HOME_DIR = "/home/desktop"
 
 # The password is read from a file (a mounted Kubernetes Secret), never from an environment variable.
