@@ -43,8 +43,11 @@ READINESS_PATH = "/readyz"
 # The same readiness check as a command, for the image's HEALTHCHECK and for `docker run` users.
 HEALTH_COMMAND = ("/usr/local/bin/desktop-health",)
 
+# The desktop's runtime directory (VNC unix socket, XDG_RUNTIME_DIR, the self-signed certificate).
+RUNTIME_DIR = "/run/desktop"
+
 # Paths that must be writable while the root filesystem is read-only: each becomes a volume.
-WRITABLE_PATHS = ("/tmp", "/run/desktop", HOME_DIR)
+WRITABLE_PATHS = ("/tmp", RUNTIME_DIR, HOME_DIR)
 SHM_PATH = "/dev/shm"
 
 # SIGTERM stops every process within this time; the pod's grace period is derived from it.
@@ -75,9 +78,12 @@ def build_args() -> dict[str, str]:
         "DESKTOP_USER": USER_NAME,
         "DESKTOP_UID": str(USER_UID),
         "DESKTOP_GID": str(USER_GID),
+        "DESKTOP_HOME": HOME_DIR,
+        "DESKTOP_RUNTIME_DIR": RUNTIME_DIR,
         "DESKTOP_PASSWORD_FILE": PASSWORD_FILE,
         "DESKTOP_MIN_PASSWORD_LENGTH": str(MIN_PASSWORD_LENGTH),
         "DESKTOP_TLS_DIR": TLS_DIR,
         "DESKTOP_LIVENESS_PATH": LIVENESS_PATH,
         "DESKTOP_READINESS_PATH": READINESS_PATH,
+        "DESKTOP_STOP_TIMEOUT_SECONDS": str(STOP_TIMEOUT_SECONDS),
     }
