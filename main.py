@@ -15,7 +15,10 @@ stacks; cdktf wires them with remote state. Settings come from cdktf.json's "con
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from pathlib import Path
 
 import microvm  # first: makes provider imports lazy (fast synth)
 from cdktf import App, TerraformOutput, TerraformStack
@@ -83,10 +86,16 @@ def build(app: App) -> tuple[ClusterStack, DesktopStack]:
 
 
 def main() -> int:
-    app = App()
+    outdir = Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out"))
+    existed = outdir.exists()
+    app = App()  # creates the output folder already
     try:
         build(app)
     except ConfigError as error:
+        if not existed:
+            # A refused input writes nothing: remove the (still empty) folder App() made.
+            with contextlib.suppress(OSError):
+                outdir.rmdir()
         print(f"error: {error}", file=sys.stderr)
         return 2
     app.synth()
