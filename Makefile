@@ -16,6 +16,13 @@ export PIPENV_VERBOSITY := -1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # No telemetry from the cdktf CLI.
 export CHECKPOINT_DISABLE := 1
+# Some machines point TF_CLI_CONFIG_FILE at a file that does not exist; terraform then prints the same
+# warning for every stack. Such a setting means nothing: drop it.
+ifneq ($(TF_CLI_CONFIG_FILE),)
+ifeq ($(wildcard $(TF_CLI_CONFIG_FILE)),)
+unexport TF_CLI_CONFIG_FILE
+endif
+endif
 
 .PHONY: help synth test desktop image bench clean
 
@@ -40,7 +47,8 @@ node_modules/.installed: package-lock.json
 	@touch $@
 
 synth: $(VENV)/.synced node_modules/.installed
-	@$(CDKTF) synth --output cdktf.out
+	@# Piped (CI, logs): no spinner frames.
+	@if [ -t 1 ]; then $(CDKTF) synth --output cdktf.out; else CI=1 $(CDKTF) synth --output cdktf.out; fi
 	@$(PY) -m microvm.next_steps cdktf.out
 
 test: $(VENV)/.synced node_modules/.installed
