@@ -93,9 +93,11 @@ def main() -> int:
         build(app)
     except ConfigError as error:
         if not existed:
-            # A refused input writes nothing: remove the (still empty) folder App() made.
-            with contextlib.suppress(OSError):
-                outdir.rmdir()
+            # A refused input writes nothing: remove the (still empty) folders App() made. rmdir only
+            # removes empty folders, so no file is ever lost here.
+            for folder in [*sorted(outdir.rglob("*"), reverse=True), outdir]:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
         print(f"error: {error}", file=sys.stderr)
         return 2
     app.synth()

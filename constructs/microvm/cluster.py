@@ -97,6 +97,11 @@ class AutopilotCluster(Construct):
         validate.boolean("AutopilotCluster.private_nodes", private_nodes)
         if network is not None and not isinstance(network, ExistingNetwork):
             raise ConfigError("AutopilotCluster.network", network, "must be an ExistingNetwork or None", "pass ExistingNetwork(network=..., subnetwork=...) or leave it out to create a network")
+        if network is not None:
+            validate.string("AutopilotCluster.network.network", network.network, example="projects/my-project/global/networks/my-vpc")
+            validate.string("AutopilotCluster.network.subnetwork", network.subnetwork, example="projects/my-project/regions/us-central1/subnetworks/my-subnet")
+            validate.gcp_name("AutopilotCluster.network.pods_range_name", network.pods_range_name)
+            validate.gcp_name("AutopilotCluster.network.services_range_name", network.services_range_name)
         if not isinstance(ranges, NetworkRanges):
             raise ConfigError("AutopilotCluster.ranges", ranges, "must be a NetworkRanges", "pass NetworkRanges(...) or leave it out")
         validate.cidr("AutopilotCluster.ranges.control_plane_cidr", ranges.control_plane_cidr,

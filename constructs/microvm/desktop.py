@@ -46,6 +46,8 @@ PUBLIC_PORT = 443
 MIN_SCALE_DOWN_STABILIZATION_SECONDS = 600
 # kube-proxy's ClientIP affinity is capped at one day.
 MAX_AFFINITY_SECONDS = 86_400
+# Namespaces Kubernetes or GKE create and manage (names starting with kube- or gke- too).
+RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "gmp-system", "gmp-public")
 
 
 class WarmDesktopService(Construct):
@@ -88,6 +90,9 @@ class WarmDesktopService(Construct):
     ) -> None:
         image_uri = _image_uri(image)
         _check_password(password)
+        # Before the CIDR rules, so the whole internet gets its own message rather than "broader than /1".
+        if isinstance(allowed_source_ranges, (list, tuple)) and "0.0.0.0/0" in allowed_source_ranges:
+            raise ConfigError("WarmDesktopService.allowed_source_ranges", list(allowed_source_ranges), "opens the desktop to the whole internet", "list the ranges your users connect from")
         source_ranges = validate.cidr_list("WarmDesktopService.allowed_source_ranges", allowed_source_ranges,
                                            min_prefix=1, purpose="", allow_empty=False)
         if not validate.is_token(source_ranges) and "0.0.0.0/0" in source_ranges:
@@ -96,6 +101,9 @@ class WarmDesktopService(Construct):
         validate.region("WarmDesktopService.region", region)
         # Namespace and object names are derived from `name`; the address name adds "microvm-".
         validate.k8s_name("WarmDesktopService.name", name, max_length=40)
+        # The name is the namespace: Kubernetes and GKE own these (Autopilot refuses writes to kube-system).
+        if name in RESERVED_NAMESPACES or name.startswith(("kube-", "gke-")):
+            raise ConfigError("WarmDesktopService.name", name, "is a namespace kubernetes or gke manages, and the desktop needs a namespace of its own", "use 'desktop' or another name")
         validate.integer("WarmDesktopService.min_replicas", min_replicas, minimum=1)
         validate.integer("WarmDesktopService.max_replicas", max_replicas, minimum=1)
         if min_replicas > max_replicas:
@@ -283,9 +291,12 @@ def _image_uri(image: object) -> str:
 
 
 def _check_password(password: object) -> None:
-    validate.string("WarmDesktopService.password", password, example="a Terraform variable")
+    # Never echo a password, even a bad one: messages show its type or length only.
+    if not isinstance(password, str):
+        raise ConfigError("WarmDesktopService.password", f"<{type(password).__name__}>", "must be a string", "pass a string, ideally from a sensitive Terraform variable")
+    if not validate.is_token(password) and password.strip() == "":
+        raise ConfigError("WarmDesktopService.password", f"<{len(password)} blank characters>", "must not be empty or blank", "use a password of at least 12 characters")
     if not validate.is_token(password) and len(password) < contract.MIN_PASSWORD_LENGTH:
-        # Never echo a password, even a bad one.
         raise ConfigError("WarmDesktopService.password", f"<{len(password)} characters>", f"must be at least {contract.MIN_PASSWORD_LENGTH} characters (the image refuses shorter ones)", "use a longer password, ideally from a sensitive Terraform variable")
 
 

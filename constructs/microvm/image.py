@@ -154,13 +154,13 @@ def check_reference(field: str, reference: object) -> str:
     return reference
 
 
-def _context_dir(context_dir: object) -> Path:
-    validate.string("DesktopImage.context_dir", context_dir, example="image")
+def _context_dir(context_dir: object, field: str = "DesktopImage.context_dir") -> Path:
+    validate.string(field, context_dir, example="image")
     path = Path(context_dir).expanduser()
     if not path.is_dir():
-        raise ConfigError("DesktopImage.context_dir", context_dir, f"is not a folder (looked in {path.resolve()})", "pass the folder that holds the Dockerfile, such as 'image'")
+        raise ConfigError(field, context_dir, f"is not a folder (looked in {path.resolve()})", "pass the folder that holds the Dockerfile, such as 'image'")
     if not (path / "Dockerfile").is_file():
-        raise ConfigError("DesktopImage.context_dir", context_dir, "has no Dockerfile", "pass the folder that holds the Dockerfile, such as 'image'")
+        raise ConfigError(field, context_dir, "has no Dockerfile", "pass the folder that holds the Dockerfile, such as 'image'")
     return path.resolve()
 
 

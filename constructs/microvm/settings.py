@@ -12,8 +12,9 @@ from typing import Any, Optional
 
 from cdktf import App, GcsBackend, TerraformStack, TerraformVariable, TerraformVariableValidationConfig
 
-from microvm import contract, validate
+from microvm import autopilot, contract, validate
 from microvm.errors import ConfigError
+from microvm.image import _context_dir, check_reference
 
 _PROJECT_RE = "^[a-z][-a-z0-9]{4,28}[a-z0-9]$"
 _REGION_RE = "^[a-z]+(-[a-z]+)+[0-9]+$"
@@ -63,8 +64,9 @@ class AppSettings:
         validate.gcp_name(name["cluster_name"], self.cluster_name, max_length=40)
         validate.k8s_name(name["desktop_name"], self.desktop_name, max_length=40)
         if self.image_reference is not None:
-            validate.string(name["image_reference"], self.image_reference, example="registry/path/desktop:1.0")
-        validate.string(name["image_context"], self.image_context, example="image")
+            check_reference(name["image_reference"], self.image_reference)
+        else:
+            _context_dir(self.image_context, name["image_context"])
         if self.state_bucket is not None:
             validate.string(name["state_bucket"], self.state_bucket, example="my-terraform-state")
         validate.boolean(name["deletion_protection"], self.deletion_protection)
@@ -72,6 +74,15 @@ class AppSettings:
             validate.integer(name[attr], getattr(self, attr), minimum=1)
         if not isinstance(self.authorized_networks, tuple):
             raise ConfigError(name["authorized_networks"], self.authorized_networks, "must be a list of CIDR blocks", "use a list such as [\"203.0.113.0/24\"]")
+        # The constructs check these too, but would name their own argument instead of the context key.
+        validate.cidr_list(name["authorized_networks"], self.authorized_networks, min_prefix=8,
+                           purpose=": it would open the control plane to most of the internet", allow_empty=True)
+        if self.min_replicas > self.max_replicas:
+            raise ConfigError(name["min_replicas"], self.min_replicas, f"is above {name['max_replicas']} ({self.max_replicas})", f"use at most {self.max_replicas}, or raise {name['max_replicas']}")
+        try:
+            autopilot.check_resources("", self.cpu_millis, self.memory_mib, autopilot.MIN_EPHEMERAL_MIB)
+        except ConfigError as error:
+            raise ConfigError(name.get(error.field, error.field), error.value, error.rule, error.fix) from None
         return self
 
     def configure_backend(self, stack: TerraformStack, stack_id: str) -> None:
