@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Union
 
-from cdktf import Fn, TerraformResourceLifecycle
+from cdktf import Fn, Op, Precondition, TerraformResourceLifecycle
 from cdktf_cdktf_provider_google.compute_address import ComputeAddress
 from cdktf_cdktf_provider_kubernetes.deployment_v1 import (
     DeploymentV1,
@@ -133,7 +133,8 @@ class WarmDesktopService(Construct):
         meta = {"namespace": namespace.metadata.name, "labels": labels}
 
         password_secret = SecretV1(self, "password", metadata={**meta, "name": f"{name}-password"},
-                                   data={contract.PASSWORD_FILE_NAME: password}, type="Opaque")
+                                   data={contract.PASSWORD_FILE_NAME: password}, type="Opaque",
+                                   lifecycle=_password_rules(password))
 
         volumes, mounts = _volumes(name, password_secret.metadata.name, shm_size_mib)
         container = DeploymentV1SpecTemplateSpecContainer(
@@ -298,6 +299,25 @@ def _check_password(password: object) -> None:
         raise ConfigError("WarmDesktopService.password", f"<{len(password)} blank characters>", "must not be empty or blank", "use a password of at least 12 characters")
     if not validate.is_token(password) and len(password) < contract.MIN_PASSWORD_LENGTH:
         raise ConfigError("WarmDesktopService.password", f"<{len(password)} characters>", f"must be at least {contract.MIN_PASSWORD_LENGTH} characters (the image refuses shorter ones)", "use a longer password, ideally from a sensitive Terraform variable")
+
+
+def _password_rules(password: str) -> Optional[TerraformResourceLifecycle]:
+    """A deploy-time password (a Terraform variable) gets the same rules as preconditions on its Secret.
+
+    Not as variable validations: Terraform prints the variable's value next to a failed validation, even
+    for a sensitive variable; a failed precondition shows only its message. `plan` fails before anything
+    is created either way.
+    """
+    if not validate.is_token(password):
+        return None
+    n = contract.MIN_PASSWORD_LENGTH
+    return TerraformResourceLifecycle(precondition=[
+        Precondition(condition=Op.gte(Fn.length_of(password), n),
+                     error_message=f"desktop password must be at least {n} characters: the desktop refuses shorter ones."),
+        # "< 1", not "== 0": jsii passes a literal 0 to Op.eq as undefined.
+        Precondition(condition=Op.lt(Fn.length_of(Fn.regexall("[\\r\\n]", password)), 1),
+                     error_message="desktop password must be a single line."),
+    ])
 
 
 def _probe(field: str, probe: object) -> HttpsProbe:
