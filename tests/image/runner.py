@@ -167,19 +167,29 @@ class Desktop:
             "DESKTOP_HTTPS_PORT": str(contract.HTTPS_PORT),
             "DESKTOP_READINESS_PATH": contract.READINESS_PATH,
             "DESKTOP_RUNTIME_DIR": contract.RUNTIME_DIR,
+            "DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent",
         }
         base_env.update(env or {})
-        cmd = ["nsenter", "-t", str(self.pid1), "-p", "-n", "-m", "-r", "-w", "-S", str(uid), "-G", str(gid),
-               "--", "/usr/bin/env", "-i", *[f"{k}={v}" for k, v in base_env.items()], *argv]
-        return subprocess.run(cmd, capture_output=True, timeout=timeout, input=input, check=False)
+        return subprocess.run(self._enter(uid, gid, base_env, argv), capture_output=True, timeout=timeout,
+                              input=input, check=False)
+
+    def _enter(self, uid: int, gid: int, env: dict, argv: list[str]) -> list[str]:
+        """Like `docker exec`: the container's namespaces and root, its user, no capabilities, no_new_privs."""
+        cmd = ["nsenter", "-t", str(self.pid1), "-p", "-n", "-m", "-r", "-w", "--",
+               "/usr/bin/env", "-i", *[f"{k}={v}" for k, v in env.items()]]
+        if uid != 0:
+            cmd += ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+                    "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs", "--"]
+        return cmd + list(argv)
 
     def spawn(self, argv: list[str], env: dict | None = None) -> subprocess.Popen:
         """Start argv inside the container in the background (e.g. an X client), as the desktop user."""
         e = {"PATH": "/usr/bin:/bin", "HOME": contract.HOME_DIR, "DISPLAY": ":1", "LANG": "C.UTF-8",
-             "XDG_RUNTIME_DIR": f"{contract.RUNTIME_DIR}/xdg", **(env or {})}
-        cmd = ["nsenter", "-t", str(self.pid1), "-p", "-n", "-m", "-r", "-w", "-S", str(self.uid), "-G",
-               str(self.gid), "--", "/usr/bin/env", "-i", *[f"{k}={v}" for k, v in e.items()], *argv]
-        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "XDG_RUNTIME_DIR": f"{contract.RUNTIME_DIR}/xdg",
+             # the session's bus is private to it; no D-Bus autolaunch either
+             "DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent", **(env or {})}
+        return subprocess.Popen(self._enter(self.uid, self.gid, e, argv), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
 
     def processes(self) -> list[dict]:
         """Every process in the container's PID namespace: host pid, uid, name, command line."""

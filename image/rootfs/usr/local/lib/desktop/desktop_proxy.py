@@ -5,7 +5,7 @@
 - HTTP Basic auth on every path, the page, noVNC's files and the websocket alike, except the two health
   endpoints. The user name is ignored (any will do, e.g. "desktop"); the password is compared whole, in
   constant time, with the password file, re-read when it changes.
-- Failed attempts slow down only the address that makes them: after 3 free failures each further failure is
+- Wrong passwords slow down only the address that sends them: after 3 free failures each further failure is
   answered after a delay doubling from 0.5 s up to 10 s, and an address with 4 answers still pending gets 429
   at once. A correct password is never delayed and no other address is affected. Behind a proxy that hides
   client addresses (an HTTP load balancer), everyone shares one address: use a passthrough load balancer.
@@ -173,9 +173,11 @@ class DesktopRequestHandler(ProxyRequestHandler):
                 self._reply(302, "", {"Location": INDEX})
                 return False
             return True
-        delay = server.throttle.failed(addr)
+        # A request without credentials is how every browser starts: answered at once, not counted.
+        delay = 0.0
         if self.headers.get("Authorization"):
             LOG.warning("%s: wrong password (%s %s)", addr, self.command, path)
+            delay = server.throttle.failed(addr)
         if delay:
             try:
                 time.sleep(delay)
