@@ -98,7 +98,8 @@ def main() -> None:
         for lazy in (True, False):
             run_main(app, lazy, out[lazy])  # warm caches (page cache, jsii's unpacked assemblies); not counted
         if not same_json(out[True], out[False]):
-            sys.exit("the synthesized JSON differs between lazy and normal provider loading")
+            sys.exit("the synthesized JSON differs between lazy and normal provider loading "
+                     "(or the app's inputs, e.g. image/, changed between the two runs)")
         for i in range(args.runs):
             for lazy in (True, False):
                 r = run_main(app, lazy, Path(tmp, f"run{i}-{lazy}"))

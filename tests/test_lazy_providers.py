@@ -60,14 +60,15 @@ def loaded(package: str) -> str:
 
 def test_synth_is_byte_identical_with_and_without_lazy_loading(tmp_path):
     assert (ROOT / "main.py").is_file(), "main.py (the app, stacks 'cluster' and 'desktop') is missing"
-    # Both runs read the same snapshot of the app: the image/ folder is hashed into the JSON, and a tree that
-    # someone is editing must not make the two runs differ.
+    # Both runs read the same snapshot of the app and of the microvm package (found first, beside main.py): the
+    # image/ folder is hashed into the JSON, and a tree being edited must not make the two runs differ.
     app = tmp_path / "app"
     app.mkdir()
     for f in list(ROOT.glob("*.py")) + [ROOT / "cdktf.json"]:
         shutil.copy2(f, app)
-    if (ROOT / "image").is_dir():
-        shutil.copytree(ROOT / "image", app / "image")
+    for folder, target in ((ROOT / "image", "image"), (ROOT / "constructs" / "microvm", "microvm")):
+        if folder.is_dir():
+            shutil.copytree(folder, app / target, ignore=shutil.ignore_patterns("__pycache__"))
 
     outputs = {}
     for lazy in ("1", "0"):

@@ -13,6 +13,10 @@ without importing ``compute_instance`` first, ``from ... import *`` and ``dir()`
 Environment:
     MICROVM_LAZY_PROVIDERS=0   switch it off (also ``false``, ``no``, ``off``): provider packages import normally,
                                exactly as without microvm. Use it to rule this module out when debugging.
+                               Read once, when microvm is first imported.
+    JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION
+                               set to ``20`` unless already set, so Node 20's end-of-life banner does not open
+                               every synth (also with MICROVM_LAZY_PROVIDERS=0).
 
 It does nothing for a provider package that was imported before ``microvm`` (that import already paid the cost,
 and replacing a live module would split its users between two module objects).
@@ -57,9 +61,10 @@ def install() -> None:
         from jsii import _reference_map
     except ImportError:  # no jsii, hence no provider to speed up
         return
-    # The resolver below is what makes the stand-in safe; a jsii without it would fail on some
-    # values returned by the JS side ("Unknown type"). Then stay with the slow but correct import.
-    if not isinstance(getattr(_reference_map, "_submodule_fqn_map", None), dict):
+    # jsii's on-demand import of not-yet-imported types (_try_import_type_module, fed by _submodule_fqn_map,
+    # jsii >= 1.1xx) is what makes the stand-in safe. A jsii without it would fail on some values returned by
+    # the JS side ("Unknown type"): then keep the slow but correct import.
+    if not (hasattr(_reference_map, "_try_import_type_module") and hasattr(_reference_map, "_submodule_fqn_map")):
         return
     for package, assembly in PROVIDERS.items():
         _install_one(package, assembly, _reference_map._submodule_fqn_map)
@@ -122,7 +127,7 @@ def _install_one(package: str, assembly: str, fqn_map: dict) -> None:
 
 
 def _camel(snake: str) -> str:
-    """compute_instance_v2 -> computeInstanceV2 (how jsii-pacmak derived the Python names)."""
+    """compute_instance_v2 -> computeInstanceV2: the inverse of jsii-pacmak's naming of Python submodules."""
     first, *rest = snake.split("_")
     return first + "".join(part[:1].upper() + part[1:] for part in rest)
 
