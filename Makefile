@@ -41,6 +41,15 @@ $(VENV)/.synced: Pipfile.lock constructs/pyproject.toml | $(TOOLS)/bin/pipenv
 	$(TOOLS)/bin/pipenv sync --dev
 	@touch $@
 
+# Checkov and hadolint in their own venv: Checkov pins packaging<24 and python-dateutil<3, which the
+# Pipfile.lock environment (cdktf, jsii) can not share.
+SCANNERS := $(TOOLS)/scanners
+$(SCANNERS)/.installed: tools/scanners-requirements.txt
+	rm -rf $(SCANNERS)
+	$(PYTHON) -m venv $(SCANNERS)
+	$(SCANNERS)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r tools/scanners-requirements.txt
+	@touch $@
+
 # The cdktf CLI, pinned in package-lock.json.
 node_modules/.installed: package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -51,7 +60,7 @@ synth: $(VENV)/.synced node_modules/.installed
 	@if [ -t 1 ]; then $(CDKTF) synth --output cdktf.out; else CI=1 $(CDKTF) synth --output cdktf.out; fi
 	@$(PY) -m microvm.next_steps cdktf.out
 
-test: $(VENV)/.synced node_modules/.installed
+test: $(VENV)/.synced node_modules/.installed $(SCANNERS)/.installed
 	@scripts/system-packages.sh
 	$(PY) -m pytest
 

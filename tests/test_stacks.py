@@ -215,7 +215,12 @@ def test_labels_and_selectors_are_derived_once(desktop):
 def test_desktop_variables_are_validated(desktop):
     assert desktop["variable"]["allowed_source_ranges"]["type"] == "list(string)"
     assert "default" not in desktop["variable"]["allowed_source_ranges"]
-    assert desktop["variable"]["desktop_password"]["validation"]
+    assert desktop["variable"]["allowed_source_ranges"]["validation"]
+    # The password's rules are preconditions of its Secret: terraform prints a sensitive variable's value
+    # next to a failed variable validation, but only the message for a failed precondition.
+    assert "validation" not in desktop["variable"]["desktop_password"]
+    preconditions = one(desktop, "kubernetes_secret_v1")["lifecycle"]["precondition"]
+    assert any("length(var.desktop_password)" in p["condition"] for p in preconditions)
 
 
 def test_outputs_give_the_url_and_next_steps(desktop):
