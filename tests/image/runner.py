@@ -24,6 +24,7 @@ removes the buildah container and the run directory.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
@@ -32,6 +33,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -39,9 +41,22 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from microvm import contract
-
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _contract():
+    """microvm.contract, the image contract. Loaded from its file when the microvm package is not imported yet:
+    importing the package starts jsii (about 7 s and a node process) and the contract needs none of it."""
+    if "microvm.contract" in sys.modules:
+        return sys.modules["microvm.contract"]
+    spec = importlib.util.spec_from_file_location("_microvm_contract", REPO / "constructs/microvm/contract.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["_microvm_contract"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+contract = _contract()
 BUILD_DIR = REPO / ".build"
 STORAGE = BUILD_DIR / "containers"
 IMAGE = "localhost/microvm-desktop:dev"
@@ -337,9 +352,11 @@ def start_desktop(
     wait: bool = True,
     timeout: float = 60,
     extra_env: dict | None = None,
+    host_port: int = 0,
 ) -> Desktop:
     """Start a desktop container. password="" makes a random one; None mounts no password file at all;
-    password_bytes writes exactly those bytes. With wait=True, returns once /readyz answers 200."""
+    password_bytes writes exactly those bytes. host_port=0 picks a free port. With wait=True, returns once
+    /readyz answers 200."""
     if password == "":
         password = secrets.token_urlsafe(18)
     BUILD_DIR.mkdir(exist_ok=True)
@@ -393,12 +410,13 @@ def start_desktop(
         ["unshare", "--pid", "--net", "--mount", "--uts", "--ipc", "--fork", "--kill-child", "--propagation",
          "private", "--", "bash", "-c", script],
         env=setup_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C in the terminal reaches the caller, which stops it gracefully
     )
     log.close()
     d = Desktop(password=password, run_dir=run_dir, cid=cid, proc=proc, started_at=started, uid=uid, gid=gid)
     try:
         d.pid1 = _child_pid(proc.pid, timeout=10)
-        d.host_port, d.alt_host_port = free_port(), free_port()
+        d.host_port, d.alt_host_port = host_port or free_port(), free_port()
         for src, port in (("127.0.0.1", d.host_port), ("127.0.0.2", d.alt_host_port)):
             sock = bridge / f"https-{port}.sock"
             d._relays.append(subprocess.Popen(

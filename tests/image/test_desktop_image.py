@@ -84,14 +84,19 @@ def test_browser_sees_the_desktop_and_typing_reaches_a_terminal(running_desktop,
         page.screenshot(path=str(ARTIFACTS / "desktop.png"))
 
         d.exec(["rm", "-f", "/tmp/typed"])
-        term = d.spawn(["xfce4-terminal", "--disable-server"])
+        term = d.spawn(["xfce4-terminal", "--disable-server", "--geometry", "80x20+100+100"])
         try:
             assert wait_until(lambda: viewable(d, "xfce4-terminal")["xfce4-terminal"], 20), "terminal not mapped"
-            time.sleep(1.0)  # the shell prompt
-            page.evaluate("document.querySelector('#noVNC_container canvas').focus()")
-            page.keyboard.type("echo hello > /tmp/typed", delay=20)
-            page.keyboard.press("Enter")
-            typed = wait_until(lambda: d.exec(["cat", "/tmp/typed"]).stdout, 15)
+            assert wait_until(lambda: d.pids_of("bash"), 10), "no shell in the terminal"
+            time.sleep(0.5)  # the prompt
+            typed = b""
+            for _ in range(3):
+                page.mouse.click(400, 250)  # inside the terminal window: it has the focus
+                page.keyboard.type("echo hello > /tmp/typed", delay=20)
+                page.keyboard.press("Enter")
+                typed = wait_until(lambda: d.exec(["cat", "/tmp/typed"]).stdout, 5)
+                if typed:
+                    break
             assert typed == b"hello\n", f"typing did not reach the terminal (got {typed!r})"
             page.screenshot(path=str(ARTIFACTS / "desktop-terminal.png"))
         finally:
