@@ -98,10 +98,17 @@ def image_config(tag: str = IMAGE) -> dict:
 
 
 def image_size_bytes(tag: str = IMAGE) -> int:
-    """Sum of the image's uncompressed layer sizes, as `buildah images` reports it."""
-    out = buildah("images", "--json", tag)
-    data = json.loads(out)
-    return int(data[0]["size"])
+    """Sum of the image's uncompressed layer sizes (what `buildah images` rounds to MB), from the storage's
+    layer records: the image's top layer and its parents."""
+    top = json.loads(buildah("inspect", "--type", "image", tag)).get("FromImageID")
+    images = json.loads((STORAGE / "storage" / "overlay-images" / "images.json").read_text())
+    layer = next(i["layer"] for i in images if i["id"] == top)
+    layers = {x["id"]: x for x in json.loads((STORAGE / "storage" / "overlay-layers" / "layers.json").read_text())}
+    total = 0
+    while layer:
+        total += int(layers[layer].get("diff-size", 0))
+        layer = layers[layer].get("parent")
+    return total
 
 
 def free_port() -> int:
