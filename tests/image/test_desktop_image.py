@@ -358,3 +358,21 @@ def test_sigterm_stops_everything_within_the_stop_timeout(fault_desktop):
     assert before >= 10
     Path(ARTIFACTS).mkdir(exist_ok=True)
     (ARTIFACTS / "stop-seconds.txt").write_text(f"{seconds:.2f}\n")
+
+
+# ------------------------------------------------------------------------------------------ build arguments
+
+
+def test_the_build_fails_clearly_without_the_contract_build_arguments(desktop_image):
+    """The Dockerfile has no defaults: a build without microvm.contract.build_args() stops at once and says so."""
+    args = contract.build_args()
+    missing = "DESKTOP_UID"
+    out = subprocess.run(
+        [*runner.BUILDAH, "bud", "--layers", "--force-rm", "--isolation", "chroot", "--pull=never", "--format",
+         "docker", *[f"--build-arg={k}={v}" for k, v in args.items() if k != missing],
+         "-f", str(runner.REPO / "image" / "Dockerfile"), str(runner.REPO / "image")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert out.returncode != 0
+    assert f"missing build argument(s): {missing};" in out.stdout + out.stderr
+    assert set(args) >= {"DESKTOP_HTTPS_PORT", "DESKTOP_UID", "DESKTOP_PASSWORD_FILE", "DESKTOP_TLS_DIR"}
