@@ -110,3 +110,25 @@ def test_attributes_are_read_only_tokens(tmp_path):
         except AttributeError:
             continue
         raise AssertionError(f"{type(obj).__name__}.{attr} is writable")
+
+
+def test_the_package_exports_its_constructs_and_stays_light():
+    import subprocess
+    import sys
+
+    from tests.synth import ROOT
+
+    code = (
+        "import sys, microvm\n"
+        "assert 'cdktf' not in sys.modules, 'import microvm alone must not load cdktf (and start node)'\n"
+        "from microvm import *\n"
+        "import constructs\n"
+        # constructs/ (our source folder) must never shadow the constructs library cdktf needs.
+        "assert 'site-packages' in constructs.__file__, constructs.__file__\n"
+        "print(sorted(n for n in dir() if n[0].isupper()))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(sorted(["AutopilotCluster", "ConfigError", "DesktopImage", "ExistingNetwork",
+                                                 "HttpsProbe", "MaintenanceWindow", "NetworkRanges",
+                                                 "WarmDesktopService"]))
