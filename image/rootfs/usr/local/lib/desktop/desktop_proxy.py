@@ -154,6 +154,9 @@ class Readiness:
 class DesktopRequestHandler(ProxyRequestHandler):
     server_version = "desktop"
     sys_version = ""
+    # A client has this long for each request (headers included): a slow or idle HTTP client cannot hold a
+    # thread forever. A websocket, once upgraded, has no timeout: an idle desktop session is normal.
+    timeout = 30
 
     def parse_request(self) -> bool:
         if not super().parse_request():
@@ -185,6 +188,10 @@ class DesktopRequestHandler(ProxyRequestHandler):
                 server.throttle.waited(addr)
         self._reply(401, "password required\n", {"WWW-Authenticate": REALM})
         return False
+
+    def handle_websocket(self) -> None:
+        self.connection.settimeout(None)
+        super().handle_websocket()
 
     def _is_upgrade(self) -> bool:
         return (self.headers.get("Upgrade") or "").lower() == "websocket"
@@ -305,7 +312,6 @@ class DesktopServer(ThreadingMixIn, HTTPServer):
             LOG.info("%s: TLS handshake failed: %s", client_address[0], getattr(e, "reason", None) or e)
             return
         try:
-            tls.settimeout(None)
             self.handler_id += 1
             self.RequestHandlerClass(tls, client_address, self)
         except (ConnectionError, ssl.SSLError, TimeoutError):
