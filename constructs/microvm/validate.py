@@ -54,24 +54,23 @@ def integer(field: str, value: Any, *, minimum: int, maximum: int | None = None)
 
 
 def k8s_name(field: str, value: Any, *, max_length: int = 63) -> str:
-    string(field, value, example="desktop")
-    if is_token(value):
-        return value
-    if len(value) > max_length:
-        raise ConfigError(field, value, f"is {len(value)} characters and kubernetes allows at most {max_length}", f"shorten it to {value[:max_length].rstrip('-')!r} or less")
-    if not _DNS_LABEL.match(value):
-        raise ConfigError(field, value, "kubernetes names allow only lower-case letters, digits and '-', starting and ending with a letter or digit", f"use {_suggest_name(value)!r}")
-    return value
+    return _name(field, value, max_length, _DNS_LABEL, example="desktop", owner="kubernetes",
+                 rule="kubernetes names allow only lower-case letters, digits and '-', starting and ending with a letter or digit")
 
 
 def gcp_name(field: str, value: Any, *, max_length: int = 63) -> str:
-    string(field, value, example="microvm")
+    return _name(field, value, max_length, _GCP_NAME, example="microvm", owner="google cloud",
+                 rule="google cloud names allow only lower-case letters, digits and '-', starting with a letter and not ending with '-'")
+
+
+def _name(field: str, value: Any, max_length: int, pattern: re.Pattern, *, example: str, owner: str, rule: str) -> str:
+    string(field, value, example=example)
     if is_token(value):
         return value
     if len(value) > max_length:
-        raise ConfigError(field, value, f"is {len(value)} characters and google cloud allows at most {max_length} here", f"shorten it to {value[:max_length].rstrip('-')!r} or less")
-    if not _GCP_NAME.match(value):
-        raise ConfigError(field, value, "google cloud names allow only lower-case letters, digits and '-', starting with a letter and not ending with '-'", f"use {_suggest_name(value)!r}")
+        raise ConfigError(field, value, f"is {len(value)} characters and {owner} allows at most {max_length} here", f"shorten it to {value[:max_length].rstrip('-')!r} or less")
+    if not pattern.match(value):
+        raise ConfigError(field, value, rule, f"use {_suggest_name(value)!r}")
     return value
 
 
