@@ -266,6 +266,11 @@ def test_only_the_https_port_listens_and_vnc_is_a_private_unix_socket(running_de
     assert listening == {contract.HTTPS_PORT}
     st = d.exec(["stat", "-c", "%a %u %F", f"{contract.RUNTIME_DIR}/vnc.sock"]).stdout.decode().split(None, 2)
     assert st[0] == "600" and int(st[1]) == contract.USER_UID and "socket" in st[2]
+    # No abstract-namespace X or VNC socket: those are reachable from anything in the (pod's) network namespace.
+    unix = d.exec(["cat", "/proc/net/unix"]).stdout.decode().splitlines()[1:]
+    listening = [line.split()[-1] for line in unix if line.split()[3] == "00010000" and len(line.split()) > 7]
+    assert "/tmp/.X11-unix/X1" in listening and f"{contract.RUNTIME_DIR}/vnc.sock" in listening
+    assert not [p for p in listening if p.startswith("@/tmp/.X11-unix") or "vnc" in p and p.startswith("@")], listening
 
 
 def test_root_filesystem_is_read_only_and_writable_paths_are_writable(running_desktop):

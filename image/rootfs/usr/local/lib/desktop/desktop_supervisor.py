@@ -7,7 +7,8 @@ root (EACCES, the program is never started); and it waits a second before its fi
 programs simply inherit stdout and stderr, and start at once.
 
 Programs (each in its own process group, so a stop or a restart takes its children too):
-  xvnc   the X server and VNC server, RFB on a unix socket only (no TCP port, no VNC authentication: the
+  xvnc   the X server and VNC server, RFB on a unix socket only, X on /tmp/.X11-unix/X1 only (no TCP, no
+         abstract socket a sidecar could reach), no VNC authentication (the
          proxy authenticates every user, so neither TigerVNC's 8-character password nor its blacklist apply)
   xfce   the XFCE session on its own D-Bus session bus (desktop_session.py)
   proxy  HTTPS/WSS, auth, noVNC files, health endpoints (desktop_proxy.py)
@@ -30,6 +31,8 @@ PROGRAMS = {
         "/usr/bin/Xvnc", ":1", "-geometry", "1280x800", "-depth", "24",
         "-rfbport", "-1", "-rfbunixpath", f"{RUNTIME_DIR}/vnc.sock", "-rfbunixmode", "0600",
         "-SecurityTypes", "None", "-UseBlacklist=0", "-localhost", "-nolisten", "tcp",
+        # no abstract-namespace X socket: other containers of the pod share the network namespace
+        "-nolisten", "local",
         "-AlwaysShared", "-DisconnectClients=0", "-s", "0", "-extension", "GLX", "-desktop", "Desktop",
     ],
     "xfce": [sys.executable, os.path.join(HERE, "desktop_session.py")],
