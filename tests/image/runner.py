@@ -145,7 +145,7 @@ mount -o remount,bind,ro "$R$PASSWORD_DIR"
 if [ -n "${TLS_SRC:-}" ]; then mount --bind "$TLS_SRC" "$R$TLS_DIR"; mount -o remount,bind,ro "$R$TLS_DIR"; fi
 exec chroot "$R" /usr/bin/env -i "${CONTAINER_ENV[@]}" /usr/bin/setpriv --reuid="$UID_" --regid="$GID_" \
   --clear-groups --bounding-set=-all --inh-caps=-all --no-new-privs -- \
-  /bin/sh -c 'cd "$0" && exec "$@"' "$WORKDIR" "${COMMAND[@]}"
+  /bin/sh -c 'cd "$0" 2>/dev/null || cd /; exec "$@"' "$WORKDIR" "${COMMAND[@]}"
 """
 
 
@@ -360,10 +360,11 @@ def start_desktop(
     timeout: float = 60,
     extra_env: dict | None = None,
     host_port: int = 0,
+    user: str | None = None,
 ) -> Desktop:
     """Start a desktop container. password="" makes a random one; None mounts no password file at all;
-    password_bytes writes exactly those bytes. host_port=0 picks a free port. With wait=True, returns once
-    /readyz answers 200."""
+    password_bytes writes exactly those bytes. host_port=0 picks a free port. user="UID:GID" overrides the
+    image's USER (like `docker run --user`). With wait=True, returns once /readyz answers 200."""
     if password == "":
         password = secrets.token_urlsafe(18)
     BUILD_DIR.mkdir(exist_ok=True)
@@ -395,7 +396,7 @@ def start_desktop(
     env = list(cfg.get("Env") or [])
     for k, v in (extra_env or {}).items():
         env.append(f"{k}={v}")
-    user = (cfg.get("User") or "0:0").split(":")
+    user = (user or cfg.get("User") or "0:0").split(":")
     uid, gid = int(user[0]), int(user[1] if len(user) > 1 else user[0])
     command = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
     setup_env = {

@@ -140,33 +140,36 @@ def test_every_character_of_the_password_counts(running_desktop):
 
 
 def test_guessing_from_one_address_does_not_lock_out_another(running_desktop):
-    """20 wrong guesses at once from 127.0.0.2; meanwhile 127.0.0.1 logs in at once."""
+    """20 wrong guesses at once from 127.0.0.2; meanwhile 127.0.0.1 logs in at once. The guessing address gets at
+    most 3 quick answers: the others wait (0.5 s doubling) or get 429 unchecked."""
     d = running_desktop
-    results: list[int] = []
+    results: list[tuple[int, float]] = []
 
     def guess(i: int) -> None:
+        t0 = time.monotonic()
         try:
-            results.append(d.get("/vnc.html", password=f"wrong-guess-{i:04d}", alt=True, timeout=30)[0])
+            status = d.get("/vnc.html", password=f"wrong-guess-{i:04d}", alt=True, timeout=30)[0]
         except OSError:
-            results.append(-1)
+            status = -1
+        results.append((status, time.monotonic() - t0))
 
     threads = [threading.Thread(target=guess, args=(i,)) for i in range(20)]
     for t in threads:
         t.start()
-    time.sleep(0.5)
+    time.sleep(0.3)
     t0 = time.monotonic()
     status, body, _ = d.get("/vnc.html")
     elapsed = time.monotonic() - t0
     assert status == 200 and b"noVNC" in body
     assert elapsed < 1.0, f"the other client waited {elapsed:.2f} s"
-    # the same address's own correct password is not needed to be fast, but a guess right now is refused fast
     t0 = time.monotonic()
-    assert d.get("/vnc.html", password="another-wrong-guess", alt=True)[0] == 429
-    assert time.monotonic() - t0 < 1.0
+    status = d.get("/vnc.html", password="another-wrong-guess", alt=True)[0]
+    assert status == 429 or (status == 401 and time.monotonic() - t0 >= 0.5)
     for t in threads:
         t.join(timeout=60)
-    assert len(results) == 20 and all(s in (401, 429) for s in results), results
-    assert results.count(429) >= 10  # most guesses were not even checked
+    assert len(results) == 20 and all(s in (401, 429) for s, _ in results), results
+    quick_checks = [r for r in results if r[0] == 401 and r[1] < 0.4]
+    assert len(quick_checks) <= 3, results
 
 
 # ------------------------------------------------------------------------------------------ 4. TLS
@@ -238,6 +241,12 @@ def test_refuses_to_start_without_a_good_password(desktop_image, case, kwargs, m
         lines = [line for line in d.logs().splitlines() if line.strip()]
         assert len(lines) == 1 and message in lines[0] and lines[0].startswith("desktop: "), lines
         assert elapsed < 5
+
+
+def test_refuses_to_run_as_root(desktop_image):
+    with runner.start_desktop(image=desktop_image, wait=False, user="0:0") as d:
+        assert d.wait_exit(timeout=10) not in (None, 0)
+        assert "refusing to run as root" in d.logs()
 
 
 # ------------------------------------------------------------------------------------------ 8. users, ports
