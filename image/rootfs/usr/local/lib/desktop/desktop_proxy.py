@@ -9,6 +9,8 @@
   answered after a delay doubling from 0.5 s up to 10 s, and an address with 4 answers still pending gets 429
   at once. A correct password is never delayed and no other address is affected. Behind a proxy that hides
   client addresses (an HTTP load balancer), everyone shares one address: use a passthrough load balancer.
+- A websocket whose Origin is another site is refused (403): browsers send cached Basic credentials with a
+  websocket any page opens, so without this check any site could open the desktop in a logged-in browser.
 - GET / redirects to noVNC's page with autoconnect, remote resize and reconnect.
 - /livez: the proxy answers. /readyz: X answers, the XFCE panel is mapped, the VNC socket completes a
   handshake; 200 or 503 (checked at most once a second).
@@ -172,6 +174,12 @@ class DesktopRequestHandler(ProxyRequestHandler):
             return False
         if self._authorized():
             server.throttle.succeeded(addr)
+            if self._is_upgrade() and not self._same_origin():
+                # A browser sends cached Basic credentials with a websocket opened by any site's page:
+                # only the desktop's own page may open the desktop's websocket.
+                LOG.warning("%s: websocket from foreign origin %r refused", addr, self.headers.get("Origin"))
+                self._reply(403, "cross-origin websocket refused\n")
+                return False
             if path == "/" and self.command in ("GET", "HEAD") and not self._is_upgrade():
                 self._reply(302, "", {"Location": INDEX})
                 return False
@@ -192,6 +200,21 @@ class DesktopRequestHandler(ProxyRequestHandler):
     def handle_websocket(self) -> None:
         self.connection.settimeout(None)
         super().handle_websocket()
+
+    def _same_origin(self) -> bool:
+        """No Origin (not a browser) or an Origin whose host and port are this request's Host."""
+        origin = self.headers.get("Origin")
+        if origin is None:
+            return True
+        host = (self.headers.get("Host") or "").strip().lower()
+        try:
+            o = urlsplit(origin.strip().lower())
+            h = urlsplit("//" + host)
+            origin_port = o.port or (443 if o.scheme in ("https", "wss") else 80)
+            host_port = h.port or 443
+        except ValueError:
+            return False
+        return bool(o.hostname) and o.hostname == h.hostname and origin_port == host_port
 
     def _is_upgrade(self) -> bool:
         return (self.headers.get("Upgrade") or "").lower() == "websocket"
