@@ -72,7 +72,7 @@ class DesktopImage(Construct):
         validate.region("DesktopImage.region", region)
         validate.gcp_name("DesktopImage.repository_id", repository_id)
         validate.k8s_name("DesktopImage.image_name", image_name, max_length=128)
-        context = _context_dir(context_dir)
+        context = check_context_dir(context_dir)
 
         source_hash = _hash_context(context, contract.build_args())
         image_uri = f"{region}-docker.pkg.dev/{project}/{repository_id}/{image_name}:src-{source_hash[:20]}"
@@ -154,7 +154,8 @@ def check_reference(field: str, reference: object) -> str:
     return reference
 
 
-def _context_dir(context_dir: object, field: str = "DesktopImage.context_dir") -> Path:
+def check_context_dir(context_dir: object, field: str = "DesktopImage.context_dir") -> Path:
+    """The build context folder, resolved; refused unless it exists and holds a Dockerfile."""
     validate.string(field, context_dir, example="image")
     path = Path(context_dir).expanduser()
     if not path.is_dir():

@@ -14,7 +14,7 @@ from cdktf import App, GcsBackend, TerraformStack, TerraformVariable, TerraformV
 
 from microvm import autopilot, contract, validate
 from microvm.errors import ConfigError
-from microvm.image import _context_dir, check_reference
+from microvm.image import check_context_dir, check_reference
 
 _PROJECT_RE = "^[a-z][-a-z0-9]{4,28}[a-z0-9]$"
 _REGION_RE = "^[a-z]+(-[a-z]+)+[0-9]+$"
@@ -66,7 +66,7 @@ class AppSettings:
         if self.image_reference is not None:
             check_reference(name["image_reference"], self.image_reference)
         else:
-            _context_dir(self.image_context, name["image_context"])
+            check_context_dir(self.image_context, name["image_context"])
         if self.state_bucket is not None:
             validate.string(name["state_bucket"], self.state_bucket, example="my-terraform-state")
         validate.boolean(name["deletion_protection"], self.deletion_protection)
