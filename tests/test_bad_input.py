@@ -194,6 +194,8 @@ CASES = [
     ("context-image-context-missing", settings(imageReference=None, imageContext="no-such-folder"), "context.imageContext", "no-such-folder"),
     ("context-deletion-protection-str", settings(deletionProtection="false"), "context.deletionProtection", "false"),
     ("context-state-bucket-blank", settings(stateBucket=" "), "context.stateBucket", " "),
+    ("context-key-misspelled", settings(desktopname="alice"), "context.desktopname", "alice"),
+    ("context-key-typo", settings(clusterNmae="team"), "context.clusterNmae", "team"),
 ]
 
 

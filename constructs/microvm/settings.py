@@ -7,7 +7,8 @@ refused by `cdktf deploy` before anything is created.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+import difflib
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from cdktf import App, GcsBackend, TerraformStack, TerraformVariable, TerraformVariableValidationConfig
@@ -48,6 +49,7 @@ class AppSettings:
 
     @classmethod
     def from_context(cls, app: App) -> "AppSettings":
+        _refuse_misspelled_keys(app.node.get_all_context() or {})
         values: dict[str, Any] = {}
         for key, attr in cls.CONTEXT_KEYS.items():
             value = app.node.try_get_context(key)
@@ -139,6 +141,21 @@ class AppSettings:
             f"{self.desktop_name}-tls in namespace {self.desktop_name} and restart the deployment. "
             f"Status: kubectl -n {self.desktop_name} get pods,svc,hpa."
         )
+
+
+def _refuse_misspelled_keys(context: dict) -> None:
+    """A misspelled key would silently keep its default (e.g. a desktop named "desktop" in production).
+
+    Unknown keys are left alone unless they look like one of ours: cdktf and the CLI put their own keys in
+    the context too.
+    """
+    for key in context:
+        if key in AppSettings.CONTEXT_KEYS:
+            continue
+        match = difflib.get_close_matches(key, AppSettings.CONTEXT_KEYS, n=1, cutoff=0.8) or [
+            k for k in AppSettings.CONTEXT_KEYS if k.lower() == str(key).lower()]
+        if match:
+            raise ConfigError(f"context.{key}", context[key], "is not a setting of this app", f"did you mean {match[0]!r}?")
 
 
 def _rule(condition: str, message: str) -> TerraformVariableValidationConfig:
