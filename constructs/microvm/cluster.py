@@ -17,12 +17,12 @@ from cdktf_cdktf_provider_google.container_cluster import (
     ContainerClusterMasterAuthorizedNetworksConfigCidrBlocks,
 )
 from cdktf_cdktf_provider_google.data_google_client_config import DataGoogleClientConfig
-from cdktf_cdktf_provider_google.project_service import ProjectService
 from cdktf_cdktf_provider_kubernetes.provider import KubernetesProvider
 from constructs import Construct
 
 from microvm import autopilot, validate
 from microvm.errors import ConfigError
+from microvm.project_apis import enable_apis
 
 PODS_RANGE_NAME = "pods"
 SERVICES_RANGE_NAME = "services"
@@ -127,11 +127,9 @@ class AutopilotCluster(Construct):
         all_labels = _labels(labels)
         super().__init__(scope, id)
 
-        apis = [
-            ProjectService(self, f"api-{api.split('.')[0]}", project=project, service=api, disable_on_destroy=False)
-            # Binary Authorization's API must be on for the cluster to enforce the project's image policy.
-            for api in ("compute.googleapis.com", "container.googleapis.com", "binaryauthorization.googleapis.com")
-        ]
+        # Binary Authorization's API must be on for the cluster to enforce the project's image policy.
+        apis = enable_apis(self, project, ("compute.googleapis.com", "container.googleapis.com",
+                                           "binaryauthorization.googleapis.com"))
 
         if network is None:
             vpc = ComputeNetwork(self, "network", project=project, name=f"{name}-network",

@@ -137,6 +137,7 @@ class WarmDesktopService(Construct):
                                    lifecycle=_password_rules(password))
 
         volumes, mounts = _volumes(name, password_secret.metadata.name, shm_size_mib)
+        amounts = {"cpu": resources.cpu, "memory": resources.memory, "ephemeral-storage": resources.ephemeral_storage}
         container = DeploymentV1SpecTemplateSpecContainer(
             name="desktop",
             image=image_uri,
@@ -144,10 +145,7 @@ class WarmDesktopService(Construct):
             port=[DeploymentV1SpecTemplateSpecContainerPort(name="https", container_port=contract.HTTPS_PORT, protocol="TCP")],
             env=[DeploymentV1SpecTemplateSpecContainerEnv(name=contract.PASSWORD_FILE_ENV, value=contract.PASSWORD_FILE)],
             # Requests = limits: Autopilot bills requests and, without bursting, forces limits to them.
-            resources={
-                "requests": {"cpu": resources.cpu, "memory": resources.memory, "ephemeral-storage": resources.ephemeral_storage},
-                "limits": {"cpu": resources.cpu, "memory": resources.memory, "ephemeral-storage": resources.ephemeral_storage},
-            },
+            resources={"requests": amounts, "limits": amounts},
             security_context={
                 "run_as_non_root": True,
                 "run_as_user": str(contract.USER_UID),
@@ -279,7 +277,7 @@ class WarmDesktopService(Construct):
     @property
     def url(self) -> str:
         """Where users open the desktop."""
-        return Fn.join("", ["https://", self._address.address, "/"])
+        return Fn.join("", ["https://", self.ip_address, "/"])
 
 
 def _image_uri(image: object) -> str:

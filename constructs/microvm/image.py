@@ -11,11 +11,11 @@ from typing import Optional
 
 from cdktf import AssetType, DataResource, LocalExecProvisioner, TerraformAsset
 from cdktf_cdktf_provider_google.artifact_registry_repository import ArtifactRegistryRepository
-from cdktf_cdktf_provider_google.project_service import ProjectService
 from constructs import Construct
 
 from microvm import contract, validate
 from microvm.errors import ConfigError
+from microvm.project_apis import enable_apis
 
 # name[:tag][@sha256:digest], the registry host optionally with a port.
 _REFERENCE = re.compile(
@@ -74,15 +74,13 @@ class DesktopImage(Construct):
         validate.k8s_name("DesktopImage.image_name", image_name, max_length=128)
         context = check_context_dir(context_dir)
 
-        source_hash = _hash_context(context, contract.build_args())
+        build_args = contract.build_args()
+        source_hash = _hash_context(context, build_args)
         image_uri = f"{region}-docker.pkg.dev/{project}/{repository_id}/{image_name}:src-{source_hash[:20]}"
         image = cls(scope, id, image_uri=image_uri)
         image._source_hash = source_hash
 
-        apis = [
-            ProjectService(image, f"api-{api.split('.')[0]}", project=project, service=api, disable_on_destroy=False)
-            for api in ("artifactregistry.googleapis.com", "cloudbuild.googleapis.com")
-        ]
+        apis = enable_apis(image, project, ("artifactregistry.googleapis.com", "cloudbuild.googleapis.com"))
         image._repository = ArtifactRegistryRepository(
             image, "repository",
             project=project, location=region, repository_id=repository_id, format="DOCKER",
@@ -96,7 +94,7 @@ class DesktopImage(Construct):
         build_config = {
             "steps": [{
                 "name": "gcr.io/cloud-builders/docker",
-                "args": ["build", *[a for k, v in contract.build_args().items() for a in ("--build-arg", f"{k}={v}")],
+                "args": ["build", *[a for k, v in build_args.items() for a in ("--build-arg", f"{k}={v}")],
                          "-t", image_uri, "."],
             }],
             "images": [image_uri],

@@ -17,9 +17,6 @@ from microvm import autopilot, contract, validate
 from microvm.errors import ConfigError
 from microvm.image import check_context_dir, check_reference
 
-_PROJECT_RE = "^[a-z][-a-z0-9]{4,28}[a-z0-9]$"
-_REGION_RE = "^[a-z]+(-[a-z]+)+[0-9]+$"
-
 
 @dataclass(frozen=True)
 class AppSettings:
@@ -95,7 +92,7 @@ class AppSettings:
         return TerraformVariable(
             stack, "project_id", type="string", default=self.project, nullable=False,
             description="Google Cloud project id to deploy into.",
-            validation=[_rule(f'can(regex("{_PROJECT_RE}", var.project_id))',
+            validation=[_rule(f'can(regex("{validate.PROJECT_ID_PATTERN}", var.project_id))',
                               "project_id must be a Google Cloud project id: 6 to 30 lower-case letters, digits or hyphens, starting with a letter.")],
         ).string_value
 
@@ -103,7 +100,7 @@ class AppSettings:
         return TerraformVariable(
             stack, "region", type="string", default=self.region, nullable=False,
             description=f"Google Cloud region of the cluster and the desktop's address (default {self.region}).",
-            validation=[_rule(f'can(regex("{_REGION_RE}", var.region))',
+            validation=[_rule(f'can(regex("{validate.REGION_PATTERN}", var.region))',
                               "region must be a region such as us-central1, not a zone such as us-central1-a: Autopilot clusters are regional.")],
         ).string_value
 

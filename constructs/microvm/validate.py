@@ -18,9 +18,12 @@ from microvm.errors import ConfigError
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # GCP resource names (networks, clusters, addresses, repositories): lower-case, start with a letter.
 _GCP_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_REGION = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")
+# Plain strings too: the Terraform variable validations (RE2) use the same patterns at deploy time.
+REGION_PATTERN = "^[a-z]+(-[a-z]+)+[0-9]+$"
+PROJECT_ID_PATTERN = "^[a-z][-a-z0-9]{4,28}[a-z0-9]$"
+_REGION = re.compile(REGION_PATTERN)
 _ZONE = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+-[a-z]$")
-_PROJECT_ID = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
+_PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
 
 
 def is_token(value: Any) -> bool:
